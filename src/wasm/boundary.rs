@@ -41,10 +41,10 @@ struct CallOptionsIn {
 }
 
 /// The absolute deadline of `CallOptions`, if any.
-pub fn deadline(options: JsValue) -> Result<Option<u64>, JsError> {
-    if options.is_undefined() || options.is_null() {
+pub fn deadline(options: Option<JsValue>) -> Result<Option<u64>, JsError> {
+    let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
         return Ok(None);
-    }
+    };
     let o: CallOptionsIn = from_js(options, "options")?;
     o.deadline_ms.map(millis).transpose()
 }

@@ -77,7 +77,7 @@ impl Client {
         &self,
         #[wasm_bindgen(js_name = contactId)] contact_id: &str,
         visible: bool,
-        #[wasm_bindgen(unchecked_param_type = "CallOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: Option<JsValue>,
     ) -> Result<js_sys::Promise, JsError> {
         let contact = ContactId::parse(contact_id).map_err(|e| js_error(&e))?;
         let deadline = boundary::deadline(options)?;
@@ -96,7 +96,7 @@ impl Client {
         &self,
         #[wasm_bindgen(js_name = contactIds, unchecked_param_type = "string[]")]
         contact_ids: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "CallOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: Option<JsValue>,
     ) -> Result<js_sys::Promise, JsError> {
         let ids: Vec<String> = from_js(contact_ids, "contactIds")?;
         let contacts = ids
@@ -118,7 +118,7 @@ impl Client {
     #[wasm_bindgen(unchecked_return_type = "Promise<CallReport>")]
     pub fn health(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "CallOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: Option<JsValue>,
     ) -> Result<js_sys::Promise, JsError> {
         let deadline = boundary::deadline(options)?;
         let inner = self.inner.clone();
@@ -137,7 +137,7 @@ impl Client {
         #[wasm_bindgen(unchecked_param_type = "ClaimedJob")] job: JsValue,
         #[wasm_bindgen(js_name = queuePolicy, unchecked_param_type = "QueuePolicy")]
         queue_policy: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "CallOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: Option<JsValue>,
     ) -> Result<js_sys::Promise, JsError> {
         let job: ClaimedJobIn = from_js(job, "job")?;
         let policy: QueuePolicyIn = from_js(queue_policy, "queuePolicy")?;

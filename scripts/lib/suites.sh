@@ -2,7 +2,7 @@
 # A suite with no count_ function counts as one check (1 passed or 1 failed).
 # shellcheck shell=bash
 
-ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit)
+ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit pgtap db-concurrency)
 
 one() { echo "0 0"; }
 
@@ -51,3 +51,6 @@ deno_counts() {
   # "ok | 12 passed | 0 failed (1s)" or "FAILED | 3 passed | 1 failed"; ANSI colours stripped first.
   sed 's/\x1b\[[0-9;]*m//g' "$1" | awk '/^(ok|FAILED) \| [0-9]+ passed/ { p += $3; f += $6 } END { print p + 0, f + 0 }'
 }
+
+# --- Database (pgTAP and real concurrent connections) ---------------------------------------------
+. scripts/lib/suites-db.sh

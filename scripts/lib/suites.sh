@@ -2,7 +2,7 @@
 # A suite with no count_ function counts as one check (1 passed or 1 failed).
 # shellcheck shell=bash
 
-ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit pgtap db-concurrency)
+ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit deno-mock pgtap db-concurrency)
 
 one() { echo "0 0"; }
 
@@ -46,6 +46,10 @@ suite_deno-unit() {
   "$DENO" test --allow-read --allow-env --allow-net=127.0.0.1 tests/wasm_api_test.ts $(git ls-files --cached --others --exclude-standard 'supabase/functions/*_test.ts')
 }
 count_deno-unit() { deno_counts "$1"; }
+
+# The HTTPS Dataverse + Azure AD mock's own tests (real TLS with a CA generated per run).
+suite_deno-mock() { "$DENO" test --allow-all supabase/tests/mock/; }
+count_deno-mock() { deno_counts "$1"; }
 
 deno_counts() {
   # "ok | 12 passed | 0 failed (1s)" or "FAILED | 3 passed | 1 failed"; ANSI colours stripped first.

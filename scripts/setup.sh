@@ -35,7 +35,9 @@ if [ -x "$DENO" ] && "$DENO" --version | head -1 | grep -q "deno $DENO_VERSION "
   grep -q "\"version\": \"$BINARYEN_VERSION\"" node_modules/binaryen/package.json; then
   echo "present in node_modules/"
 else
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: deno's optional per-platform packages for other systems are not
+  # resolvable from this registry, which `npm ci` treats as an out-of-sync lock file.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 step "PostgreSQL 15 with pgTAP and pg_cron (Debian packages)"

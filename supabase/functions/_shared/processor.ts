@@ -130,7 +130,7 @@ function logOutcome(job: Job, report: JobReport): void {
   log(level, "job_" + o.kind, {
     jobId: job.jobId,
     mentorId: job.mentorId,
-    event: job.triggeredByEvent,
+    trigger: job.triggeredByEvent,
     visible: report.visible,
     attempts: report.attempts.length,
     errorCode: o.errorCode,

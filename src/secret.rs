@@ -39,7 +39,8 @@ impl fmt::Display for Secret {
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Replaces every occurrence of each secret (ignoring values shorter than 4 characters, which
-/// would only shred the text) and the credential after every `Bearer ` with [`REDACTED`].
+/// would only shred the text) and the credential after every `Bearer` (followed by any run of
+/// whitespace) with [`REDACTED`].
 pub fn redact(text: &str, secrets: &[&Secret]) -> String {
     let mut out = text.to_owned();
     for secret in secrets {
@@ -60,13 +61,23 @@ pub fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 fn redact_bearer(text: &str) -> String {
-    const KEYWORD: &str = "bearer ";
+    const KEYWORD: &str = "bearer";
+    // ASCII lower-casing keeps byte offsets, so indices into `lower` are valid in `text`.
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut rest = 0;
     let mut search = 0;
     while let Some(found) = lower[search..].find(KEYWORD) {
-        let start = search + found + KEYWORD.len();
+        let after = search + found + KEYWORD.len();
+        // The credential follows one or more whitespace characters (RFC 7235: `1*SP`; a tab
+        // may survive in quoted text).
+        let start = text[after..]
+            .find(|c: char| !c.is_whitespace())
+            .map_or(text.len(), |n| after + n);
+        if start == after {
+            search = after;
+            continue;
+        }
         let end = text[start..]
             .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
             .map_or(text.len(), |n| start + n);

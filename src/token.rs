@@ -116,12 +116,11 @@ impl TokenCache {
         }
     }
 
-    /// Forgets everything (credentials rotated).
+    /// Forgets the cached token (credentials rotated, or a health check wants a fresh one).
+    /// A refresh already in flight stays the one refresh: its result is the fresh token.
     pub fn clear(&mut self) {
-        *self = Self {
-            refreshes: self.refreshes,
-            ..Self::default()
-        };
+        self.cached = None;
+        self.next_refresh_ms = 0;
     }
 
     /// Whether a refresh is in flight.

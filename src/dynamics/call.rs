@@ -260,7 +260,7 @@ impl Call {
             duration_ms,
         });
         match outcome {
-            Ok(output) => self.on_success(output),
+            Ok(output) => self.on_success(now_ms, output),
             Err(_) if response.status == 401 && !self.forced_refresh_used => {
                 // One forced refresh: the token may have been revoked early.
                 self.forced_refresh_used = true;
@@ -335,7 +335,7 @@ impl Call {
         }
     }
 
-    fn on_success(&mut self, output: Option<CallOutput>) {
+    fn on_success(&mut self, now_ms: u64, output: Option<CallOutput>) {
         if let Some(output) = output {
             self.state = State::Finished(Ok(output));
             return;
@@ -350,7 +350,13 @@ impl Call {
             Operation::ReadVisibility { .. } => {
                 // Each page gets the full retry budget again.
                 self.backoff = self.fresh_backoff.clone();
-                if self.next_link.is_some() || self.advance_chunk() {
+                let more = self.next_link.is_some() || self.advance_chunk();
+                let past_deadline = self.backoff.deadline_ms().is_some_and(|d| now_ms >= d);
+                if more && past_deadline {
+                    // A server that keeps answering with another page must not keep the caller
+                    // past its budget.
+                    self.state = State::Finished(Err(DynamicsError::Timeout { after_ms: 0 }));
+                } else if more {
                     self.state = State::Ready;
                 } else {
                     self.state = State::Finished(Ok(self.visibility_output()));

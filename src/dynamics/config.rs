@@ -178,7 +178,20 @@ fn https_authority<'a>(url: &'a str, setting: &str) -> Result<&'a str, DynamicsE
         && authority
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if !valid || url.chars().any(char::is_whitespace) {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !authority.ends_with(']') => {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(config_error(&format!("{setting} has an invalid port")));
+            }
+            host
+        }
+        _ => authority,
+    };
+    let host_ok = !host.is_empty()
+        && !host.starts_with(['-', '.'])
+        && !host.ends_with('-')
+        && !host.contains("..");
+    if !valid || !host_ok || url.chars().any(char::is_whitespace) {
         return Err(config_error(&format!("{setting} has an invalid host")));
     }
     Ok(authority)

@@ -262,9 +262,14 @@ fn first_line(text: &str) -> String {
 }
 
 /// Server text made safe to store: bearer tokens removed, control characters dropped, truncated.
+/// Redaction comes first: dropping a tab or newline first would glue `Bearer` to its token and
+/// hide it from the redactor.
 fn clean(text: &str) -> String {
-    let text: String = text.chars().filter(|c| !c.is_control()).collect();
-    truncate(&redact(&text, &[]), MAX_MESSAGE_CHARS)
+    let text: String = redact(text, &[])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    truncate(&text, MAX_MESSAGE_CHARS)
 }
 
 fn invalid(message: &str) -> DynamicsError {

@@ -1,4 +1,3 @@
-
 /** Configuration of a DynamicsClient. Only `baseUrl` is required; it must be `https://`. */
 export interface ClientConfig {
   /** Dataverse organisation URL, e.g. `https://hlf.crm4.dynamics.com`. */

@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 
+# Skip when pkg/ was built from exactly these sources and tools (a second setup run is instant).
+stamp=$( (cat Cargo.toml Cargo.lock; find src -type f | sort | xargs cat; echo "$WASM_BINDGEN_VERSION $BINARYEN_VERSION") | sha256sum | cut -d' ' -f1)
+if [ "${1:-}" != --force ] && [ -f pkg/.stamp ] && [ "$(cat pkg/.stamp)" = "$stamp" ] && [ -f pkg/hlf_dynamics_sync_bg.wasm ]; then
+  echo "pkg/ is up to date ($(stat -c %s pkg/hlf_dynamics_sync_bg.wasm) bytes); scripts/build.sh --force rebuilds"
+  exit 0
+fi
+
 cargo build --quiet --release --lib --target wasm32-unknown-unknown
 raw=target/wasm32-unknown-unknown/release/hlf_dynamics_sync.wasm
 out=$(mktemp -d)
@@ -17,5 +24,6 @@ node_modules/binaryen/bin/wasm-opt -Oz --enable-reference-types --enable-bulk-me
 mv "$out/hlf_dynamics_sync_bg.opt.wasm" "$out/hlf_dynamics_sync_bg.wasm"
 mkdir -p pkg
 cp "$out"/hlf_dynamics_sync.js "$out"/hlf_dynamics_sync.d.ts "$out"/hlf_dynamics_sync_bg.wasm pkg/
+echo "$stamp" >pkg/.stamp
 size=$(stat -c %s pkg/hlf_dynamics_sync_bg.wasm)
 printf 'pkg/hlf_dynamics_sync_bg.wasm: %d bytes (%d KB) after wasm-opt -Oz\n' "$size" $(((size + 1023) / 1024))

@@ -83,9 +83,13 @@ async function syncMentor(ctx: Context, caller: Caller, mentorId: string): Promi
   if (o.kind === "synced" || o.kind === "skipped") {
     return ok({ mentor_id: mentorId, visible: report.visible, outcome: o.kind });
   }
+  // A dead-lettered job is not retried: say so instead of promising a background retry.
+  const message = o.kind === "dead_letter"
+    ? "Dynamics sync failed and will not be retried automatically (dead-lettered, operators alerted) — mentor may still be visible on the portal"
+    : "Dynamics sync pending — mentor may still be visible on the portal; it will be retried in the background";
   throw new HttpError(
     "DYNAMICS_SYNC_FAILED",
-    "Dynamics sync pending — mentor may still be visible on the portal; it will be retried in the background",
+    message,
     { mentor_id: mentorId, outcome: o.kind, dynamics_error: o.errorCode ?? null },
   );
 }

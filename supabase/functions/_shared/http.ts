@@ -64,7 +64,10 @@ export async function readJsonObject(
   limit = MAX_BODY_BYTES,
 ): Promise<Record<string, unknown>> {
   const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > limit) throw tooLarge(limit);
+  if (declared > limit) {
+    await discard(req.body?.getReader());
+    throw tooLarge(limit);
+  }
   const bytes = await readLimited(req, limit);
   const text = new TextDecoder().decode(bytes).trim();
   if (text === "") {
@@ -92,7 +95,7 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
-      await reader.cancel().catch(() => {});
+      await discard(reader);
       throw tooLarge(limit);
     }
     chunks.push(value);
@@ -104,6 +107,29 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
     offset += c.byteLength;
   }
   return out;
+}
+
+/** Past this much, an oversized body is not read any further: the connection is dropped. */
+const DISCARD_LIMIT_BYTES = 1024 * 1024;
+
+/**
+ * Reads and throws away the rest of an oversized body (up to DISCARD_LIMIT_BYTES) before the 413
+ * goes out: answering while the client is still sending makes the server close the connection,
+ * and the client then sees a broken pipe instead of the 413.
+ */
+async function discard(reader: ReadableStreamDefaultReader<Uint8Array> | undefined) {
+  if (!reader) return;
+  try {
+    let size = 0;
+    while (size <= DISCARD_LIMIT_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      size += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away; the answer is moot.
+  }
 }
 
 function tooLarge(limit: number): HttpError {

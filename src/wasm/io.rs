@@ -222,8 +222,7 @@ impl Io {
             Ok(v) => v
                 .dyn_into::<web_sys::Response>()
                 .map_err(|_| network("fetch did not return a Response"))?,
-            Err(e) if controller.signal().aborted() => {
-                let _ = e;
+            Err(_) if controller.signal().aborted() => {
                 return Err(DynamicsError::Timeout {
                     after_ms: timeout_ms,
                 });

@@ -3,14 +3,22 @@
 // process with the same modules and wasm core as the function, with credentials from this
 // environment instead of Vault.
 //
-// Exit codes: 0 done · 1 the operation failed (sync failed, unhealthy, divergence found with
-// --fail-on-divergence) · 2 usage error · 3 configuration or connection error.
-import { runAction } from "../../supabase/functions/_shared/actions.ts";
+// Exit codes: 0 done · 1 the operation failed (sync failed, unhealthy, redrive refused, break-glass
+// left failed jobs) · 2 usage error · 3 configuration or connection error. Log lines of the shared
+// modules never reach stdout (--verbose shows them on stderr). Runbook: docs/operations.md.
+import {
+  type LagReport,
+  processorDeps,
+  runAction,
+} from "../../supabase/functions/_shared/actions.ts";
 import type { Context } from "../../supabase/functions/_shared/context.ts";
 import { createContext } from "../../supabase/functions/_shared/context.ts";
 import { connect } from "../../supabase/functions/_shared/db.ts";
+import { HttpError } from "../../supabase/functions/_shared/http.ts";
+import { setLogWriter } from "../../supabase/functions/_shared/log.ts";
 import { processQueue } from "../../supabase/functions/_shared/processor.ts";
 import { loadSettings, SettingsError } from "../../supabase/functions/_shared/settings.ts";
+import { isUuid } from "../../supabase/functions/_shared/validate.ts";
 import { callFunction, FunctionError } from "./function_client.ts";
 import { printTable } from "./format.ts";
 
@@ -27,11 +35,15 @@ commands:
   status [--mentor ID] [--json]        desired vs last synced visibility, open jobs and failures
   sync MENTOR_ID [--json]              force sync one mentor now (3 attempts)
   process [--max N] [--json]           drain due jobs
-  reconcile [--dry-run] [--json]       compare the portal with the database, re-queue divergent mentors
+  reconcile [--dry-run] [--limit N] [--json]
+                                       compare the portal with the database, re-queue divergent
+                                       mentors, report the sync lag
   health [--json]                      credential check: fresh token + WhoAmI
   dead-letter list [--json]            dead letters not yet redriven
   dead-letter redrive ID [--json]      requeue a dead letter
-  break-glass --all|--mentor ID        sync with credentials from this environment, bypassing Vault
+  break-glass --all|--mentor ID [--json] [--verbose]
+                                       sync with credentials from this environment, bypassing
+                                       Vault (--verbose: the sync's log lines on stderr)
 
 environment:
   HLF_FUNCTION_URL           function URL (default http://127.0.0.1:54321/functions/v1/hlf-dynamics-sync)
@@ -48,13 +60,13 @@ run 'hlf-sync <command> --help' for one command`,
     "usage: hlf-sync sync MENTOR_ID [--json]\n  force sync through the function; exit 1 when Dynamics could not be updated",
   process: "usage: hlf-sync process [--max N] [--json]\n  drain up to N due jobs (default 100)",
   reconcile:
-    "usage: hlf-sync reconcile [--dry-run] [--json]\n  reads the portal in pages and re-queues divergent mentors; --dry-run changes nothing",
+    "usage: hlf-sync reconcile [--dry-run] [--limit N] [--json]\n  reads the portal in pages and re-queues divergent mentors; --dry-run changes nothing.\n  Resumable: each function invocation checks at most N mentors (default 5000) and the CLI\n  follows the cursor, printing a progress line per invocation on stderr. Also reports the\n  sync lag: mentors whose last synced visibility differs from the desired one, and since when.",
   health:
     "usage: hlf-sync health [--json]\n  exit 0 when Dynamics accepts the credentials, 1 otherwise",
   "dead-letter":
     "usage: hlf-sync dead-letter list [--json]\n       hlf-sync dead-letter redrive ID [--json]",
   "break-glass":
-    "usage: hlf-sync break-glass --all | --mentor ID [--json]\n  runs the sync in this process with DYNAMICS_* credentials from the environment (never Vault);\n  for when the function or Vault is down. Needs DATABASE_URL and DYNAMICS_BASE_URL.",
+    "usage: hlf-sync break-glass --all | --mentor ID [--json] [--verbose]\n  runs the sync in this process with DYNAMICS_* credentials from the environment (never Vault);\n  for when the function or Vault is down. Needs DATABASE_URL and DYNAMICS_BASE_URL.",
 };
 
 interface Args {
@@ -66,7 +78,7 @@ interface Args {
 export function parseArgs(argv: string[]): Args {
   const flags = new Map<string, string | true>();
   const positional: string[] = [];
-  const valued = new Set(["--mentor", "--max"]);
+  const valued = new Set(["--mentor", "--max", "--limit"]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "-h") flags.set("--help", true);
@@ -85,6 +97,9 @@ export function parseArgs(argv: string[]): Args {
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const json = args.flags.has("--json");
+  // The shared modules log JSON lines (break-glass): never on stdout, on stderr with --verbose.
+  const verbose = args.flags.has("--verbose");
+  setLogWriter((_level, line) => verbose && console.error(line));
   if (args.flags.has("--help") || args.command === "" || args.command === "help") {
     console.log(HELP[args.command] ?? HELP[""]);
     return args.command === "" && !args.flags.has("--help") ? EXIT.usage : EXIT.ok;
@@ -93,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     json ? console.log(JSON.stringify(value, null, 2)) : human();
   switch (args.command) {
     case "status": {
-      const mentor = str(args.flags.get("--mentor"));
+      const mentor = mentorId(args.flags.get("--mentor"), true);
       const body = await callFunction({
         action: "status",
         ...(mentor ? { mentor_ids: [mentor] } : {}),
@@ -111,8 +126,7 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     case "sync": {
-      const id = args.positional[0];
-      if (!id) throw new UsageError("sync needs a MENTOR_ID");
+      const id = mentorId(args.positional[0], false, "sync needs a MENTOR_ID");
       const body = await callFunction({ action: "sync_mentor", mentor_id: id });
       out(
         body,
@@ -130,7 +144,11 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     case "reconcile":
-      return await reconcile(args.flags.has("--dry-run"), json);
+      return await reconcile(
+        args.flags.has("--dry-run"),
+        intOrUndefined(args.flags.get("--limit")),
+        json,
+      );
     case "health": {
       const body = await callFunction({ action: "health" });
       out(body, () => console.log("healthy: Dynamics accepted the credentials"));
@@ -145,18 +163,32 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function reconcile(dryRun: boolean, json: boolean): Promise<number> {
+async function reconcile(
+  dryRun: boolean,
+  limit: number | undefined,
+  json: boolean,
+): Promise<number> {
   let cursor: string | null = null;
-  const total = { checked: 0, divergent: 0, enqueued: 0 };
+  const total = { checked: 0, divergent: 0, enqueued: 0, invocations: 0 };
+  const lag: LagReport = { mentors: 0, max_lag_seconds: null, oldest_since: null, worst: [] };
   for (let round = 1;; round++) {
     const body = await callFunction({
       action: "reconcile",
       dry_run: dryRun,
       ...(cursor ? { cursor } : {}),
-    }) as { checked: number; divergent: number; enqueued: number; next_cursor: string | null };
+      ...(limit ? { limit } : {}),
+    }) as {
+      checked: number;
+      divergent: number;
+      enqueued: number;
+      next_cursor: string | null;
+      sync_lag?: LagReport;
+    };
+    total.invocations = round;
     total.checked += body.checked;
     total.divergent += body.divergent;
     total.enqueued += body.enqueued;
+    if (body.sync_lag) mergeLag(lag, body.sync_lag);
     if (!json) {
       console.error(
         `reconcile: invocation ${round}, checked ${total.checked}, divergent ${total.divergent}, enqueued ${total.enqueued}`,
@@ -165,7 +197,7 @@ async function reconcile(dryRun: boolean, json: boolean): Promise<number> {
     cursor = body.next_cursor;
     if (!cursor) break;
   }
-  const result = { ...total, dry_run: dryRun };
+  const result = { ...total, dry_run: dryRun, sync_lag: lag };
   if (json) console.log(JSON.stringify(result, null, 2));
   else {
     console.log(
@@ -173,8 +205,37 @@ async function reconcile(dryRun: boolean, json: boolean): Promise<number> {
         dryRun ? "dry run: " : ""
       }checked ${total.checked}, divergent ${total.divergent}, enqueued ${total.enqueued}`,
     );
+    console.log(
+      lag.mentors === 0
+        ? "sync lag: none (every mentor's last sync matches the desired visibility)"
+        : `sync lag: ${lag.mentors} mentor(s) not yet synced to the desired visibility; longest ${
+          lag.max_lag_seconds === null ? "unknown" : `${lag.max_lag_seconds} s`
+        }${lag.oldest_since ? ` (since ${lag.oldest_since})` : ""}`,
+    );
+    if (lag.worst.length > 0) {
+      printTable(lag.worst.map((w) => ({
+        mentor: w.mentor_id,
+        desired: w.desired_visible,
+        synced: w.last_synced_visible,
+        lag_s: w.lag_seconds,
+      })));
+    }
   }
   return EXIT.ok;
+}
+
+function mergeLag(into: LagReport, page: LagReport): void {
+  into.mentors += page.mentors;
+  if (
+    page.max_lag_seconds !== null &&
+    (into.max_lag_seconds === null || page.max_lag_seconds > into.max_lag_seconds)
+  ) {
+    into.max_lag_seconds = page.max_lag_seconds;
+    into.oldest_since = page.oldest_since;
+  }
+  into.worst = [...into.worst, ...page.worst]
+    .sort((a, b) => (b.lag_seconds ?? -1) - (a.lag_seconds ?? -1))
+    .slice(0, 10);
 }
 
 async function deadLetter(args: Args, json: boolean): Promise<number> {
@@ -205,7 +266,7 @@ async function deadLetter(args: Args, json: boolean): Promise<number> {
 }
 
 async function breakGlass(args: Args, json: boolean): Promise<number> {
-  const mentor = str(args.flags.get("--mentor"));
+  const mentor = mentorId(args.flags.get("--mentor"), true);
   const all = args.flags.has("--all");
   if (all === Boolean(mentor)) {
     throw new UsageError("break-glass needs exactly one of --all or --mentor ID");
@@ -243,6 +304,7 @@ async function breakGlass(args: Args, json: boolean): Promise<number> {
     }
     return await breakGlassAll(ctx, json);
   } finally {
+    await ctx.alerts.flush(); // deliver the alerts this run raised before the process exits
     await ctx.sql.end();
   }
 }
@@ -258,13 +320,10 @@ async function breakGlassAll(ctx: Context, json: boolean): Promise<number> {
   const total = { mentors: mentors.length, processed: 0, synced: 0, retrying: 0, dead: 0 };
   const client = await ctx.client();
   for (;;) {
-    const s = await processQueue({
-      sql: ctx.sql,
-      client,
-      policy: ctx.policy,
-      leaseSeconds: ctx.settings.leaseSeconds,
-      concurrency: ctx.settings.concurrency,
-    }, { maxJobs: 500, deadlineMs: Date.now() + 600_000 });
+    const s = await processQueue(processorDeps(ctx, client), {
+      maxJobs: 500,
+      deadlineMs: Date.now() + 600_000,
+    });
     total.processed += s.processed;
     total.synced += s.synced;
     total.retrying += s.retrying;
@@ -286,8 +345,22 @@ function requireEnv(name: string): string {
   return v;
 }
 
-function str(v: string | true | undefined): string | undefined {
-  return typeof v === "string" ? v : undefined;
+/** A mentor id argument: a UUID (a usage error otherwise); undefined only when optional. */
+function mentorId(v: string | true | undefined, optional: true): string | undefined;
+function mentorId(v: string | true | undefined, optional: false, missing: string): string;
+function mentorId(
+  v: string | true | undefined,
+  optional: boolean,
+  missing = "a mentor ID is needed",
+): string | undefined {
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== "string" || v === "") throw new UsageError(missing);
+  if (!isUuid(v)) throw new UsageError(`'${String(v).slice(0, 40)}' is not a mentor ID (a UUID)`);
+  return v.toLowerCase();
+}
+
+function intOrUndefined(v: string | true | undefined): number | undefined {
+  return v === undefined ? undefined : int(v, 0);
 }
 
 function int(v: string | true | undefined, fallback: number): number {
@@ -304,9 +377,15 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
+    // Break-glass failures read like the function's: "CODE (status): message".
+    const message = e instanceof HttpError
+      ? `${e.code} (${e.status}): ${e.message}`
+      : e instanceof Error
+      ? e.message
+      : String(e);
     if (e instanceof UsageError) code = EXIT.usage;
     else if (e instanceof FunctionError) code = e.status === 401 ? EXIT.config : EXIT.failed;
+    else if (e instanceof HttpError) code = EXIT.failed; // break-glass: the sync itself failed
     else code = EXIT.config;
     console.error(`hlf-sync: ${message.split("\n")[0]}`);
   }

@@ -2,7 +2,7 @@
 # A suite with no count_ function counts as one check (1 passed or 1 failed).
 # shellcheck shell=bash
 
-ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit deno-mock pgtap db-concurrency e2e)
+ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit deno-mock pgtap db-concurrency e2e chaos)
 
 one() { echo "0 0"; }
 
@@ -59,3 +59,4 @@ deno_counts() {
 # --- Database (pgTAP and real concurrent connections) ---------------------------------------------
 . scripts/lib/suites-db.sh
 . scripts/lib/suites-e2e.sh
+. scripts/lib/suites-chaos.sh

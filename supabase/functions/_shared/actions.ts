@@ -4,12 +4,20 @@ import type { Caller } from "./auth.ts";
 import type { Context } from "./context.ts";
 import * as db from "./db.ts";
 import { HttpError } from "./http.ts";
-import { log } from "./log.ts";
-import { processQueue, type ProcessSummary } from "./processor.ts";
+import { describe, log } from "./log.ts";
+import type { DynamicsClient } from "./core.ts";
+import { type ProcessorDeps, processQueue, type ProcessSummary } from "./processor.ts";
 import type { Action } from "./validate.ts";
 
 /** Wall budget of one invocation is settings.wallBudgetMs; a forced sync gets this much. */
 const SYNC_MENTOR_BUDGET_MS = 30_000;
+/** run_expiry_check batch, and the time a page may take (no page starts with less left). */
+const EXPIRY_PAGE_SIZE = 500;
+const EXPIRY_PAGE_RESERVE_MS = 10_000;
+/** Reconcile: mentors per page (one id-chunked read), time kept for a page, mentors listed. */
+const RECONCILE_PAGE_SIZE = 500;
+const RECONCILE_PAGE_RESERVE_MS = 10_000;
+const LAG_WORST_LISTED = 10;
 
 export interface Answer {
   status: number;
@@ -34,7 +42,7 @@ export async function runAction(ctx: Context, caller: Caller, action: Action): P
     case "status":
       return ok({ mentors: await status(ctx, caller, action.mentorIds) });
     case "health":
-      return await health(ctx);
+      return await healthCheck(ctx);
     case "expiry_check":
       return await expiryCheck(ctx, deadlineMs);
     case "reconcile":
@@ -44,15 +52,30 @@ export async function runAction(ctx: Context, caller: Caller, action: Action): P
   }
 }
 
-async function drain(ctx: Context, maxJobs: number, deadlineMs: number): Promise<ProcessSummary> {
-  const client = await ctx.client();
-  return await processQueue({
+/** The processor's dependencies from the context; alerts the jobs raise go to the webhook. */
+export function processorDeps(ctx: Context, client: DynamicsClient): ProcessorDeps {
+  return {
     sql: ctx.sql,
     client,
     policy: ctx.policy,
     leaseSeconds: ctx.settings.leaseSeconds,
     concurrency: ctx.settings.concurrency,
-  }, { maxJobs, deadlineMs });
+    onOutcome: (_job, _report, alertId) => ctx.alerts.notify(alertId),
+  };
+}
+
+async function drain(ctx: Context, maxJobs: number, deadlineMs: number): Promise<ProcessSummary> {
+  const client = await ctx.client();
+  return await processQueue(processorDeps(ctx, client), { maxJobs, deadlineMs });
+}
+
+/** Records an alert and delivers it when it is new (a deduplicated one returns null). */
+async function raiseAlert(
+  ctx: Context,
+  kind: "auth_failure" | "divergence",
+  message: string,
+): Promise<void> {
+  ctx.alerts.notify(await db.recordAlert(ctx.sql, kind, null, message));
 }
 
 function publicSummary(s: ProcessSummary) {
@@ -73,7 +96,8 @@ async function syncMentor(ctx: Context, caller: Caller, mentorId: string): Promi
   const report = await client.syncJob(job, ctx.policy, {
     deadlineMs: ctx.now() + SYNC_MENTOR_BUDGET_MS,
   });
-  await db.completeJob(ctx.sql, job, report.outcome, report.attempts);
+  const { alertId } = await db.completeJob(ctx.sql, job, report.outcome, report.attempts);
+  ctx.alerts.notify(alertId);
   const o = report.outcome;
   log(o.kind === "synced" ? "info" : "warn", "sync_mentor", {
     mentorId,
@@ -139,7 +163,7 @@ async function status(ctx: Context, caller: Caller, mentorIds: string[] | null) 
   }));
 }
 
-async function health(ctx: Context): Promise<Answer> {
+async function healthCheck(ctx: Context): Promise<Answer> {
   const client = await ctx.client();
   const report = await client.health();
   if (report.ok) {
@@ -147,10 +171,9 @@ async function health(ctx: Context): Promise<Answer> {
     return ok({ ok: true });
   }
   if (report.error?.auth || report.error?.code === "CONFIGURATION") {
-    await db.recordAlert(
-      ctx.sql,
+    await raiseAlert(
+      ctx,
       "auth_failure",
-      null,
       `Dynamics credential check failed: ${report.error.message}`,
     );
     throw new HttpError("AUTH_FAILED", "Dynamics rejected the credentials; an alert was raised");
@@ -158,28 +181,70 @@ async function health(ctx: Context): Promise<Answer> {
   throw new HttpError("DYNAMICS_UNAVAILABLE", `Dynamics is not reachable (${report.error?.code})`);
 }
 
+/**
+ * The nightly run: credential health first (an auth failure raises its alert right away and
+ * stops the sync work, but the database-only parts still run), then run_expiry_check page by
+ * page inside the wall budget, then a queue drain. Safe twice in a row or twice at once: the
+ * transitions check the current status, reminders are ON CONFLICT DO NOTHING, the drain claims
+ * with SKIP LOCKED and the auth alert is deduplicated.
+ */
 async function expiryCheck(ctx: Context, deadlineMs: number): Promise<Answer> {
-  let credentialsOk = true;
+  let health: "ok" | "auth_failed" | "unavailable" = "ok";
   try {
-    await health(ctx);
+    await healthCheck(ctx);
   } catch (e) {
-    if (!(e instanceof HttpError)) throw e;
-    credentialsOk = false;
-    log("warn", "expiry_check_health_failed", { code: e.code, message: e.message });
+    health = e instanceof HttpError && e.code === "AUTH_FAILED" ? "auth_failed" : "unavailable";
+    const detail = e instanceof HttpError ? { code: e.code, message: e.message } : {
+      error: describe(e),
+    };
+    log("warn", "expiry_check_health_failed", { health, ...detail });
   }
   let transitioned = 0;
   let reminders = 0;
+  let pages = 0;
   let more = true;
-  while (more && ctx.now() + 10_000 < deadlineMs) {
-    const page = await db.runExpiryCheck(ctx.sql, 500);
+  while (more && ctx.now() + EXPIRY_PAGE_RESERVE_MS < deadlineMs) {
+    const page = await db.runExpiryCheck(ctx.sql, EXPIRY_PAGE_SIZE);
+    pages++;
     transitioned += page.transitioned;
     reminders += page.reminders;
     more = page.more;
   }
-  const drained = credentialsOk ? publicSummary(await drain(ctx, 10_000, deadlineMs)) : null;
-  return ok({ credentials_ok: credentialsOk, transitioned, reminders, more, drained });
+  const drained = health === "ok" ? publicSummary(await drain(ctx, 10_000, deadlineMs)) : null;
+  return ok({
+    credentials_ok: health === "ok",
+    health,
+    transitioned,
+    reminders,
+    pages,
+    more,
+    drained,
+  });
 }
 
+export interface LagReport {
+  /** Mentors whose last synced visibility differs from the desired one (never synced included). */
+  mentors: number;
+  /** The longest such lag, in seconds (null when none or every start is unknown). */
+  max_lag_seconds: number | null;
+  /** When the oldest of them started (ISO), null when none or unknown. */
+  oldest_since: string | null;
+  /** The longest lags, longest first. */
+  worst: {
+    mentor_id: string;
+    desired_visible: boolean;
+    last_synced_visible: boolean | null;
+    since: string | null;
+    lag_seconds: number | null;
+  }[];
+}
+
+/**
+ * Compares the desired visibility with what Dataverse shows, page by page from `cursor`, for at
+ * most `limit` mentors and inside the wall budget; re-queues divergent mentors (not on a dry
+ * run, which changes nothing) and reports the sync lag of the mentors it checked.
+ * `next_cursor` is null when the roster is done, else the cursor of the next invocation.
+ */
 async function reconcile(
   ctx: Context,
   dryRun: boolean,
@@ -193,46 +258,84 @@ async function reconcile(
   let enqueued = 0;
   let after = cursor;
   let done = false;
-  while (checked < limit && ctx.now() + 10_000 < deadlineMs) {
-    const page = await ctx.sql<
-      { mentor_id: string; dynamics_contact_id: string; desired_visible: boolean }[]
-    >`select mentor_id, dynamics_contact_id, desired_visible
-        from public.sync_reconcile_page(${after}::uuid, ${Math.min(500, limit - checked)}::int)`;
-    if (page.length === 0) {
-      done = true;
-      break;
-    }
-    const report = await client.readVisibility(page.map((r) => r.dynamics_contact_id), {
-      deadlineMs,
-    });
-    if (!report.ok) {
-      throw new HttpError(
-        "DYNAMICS_UNAVAILABLE",
-        `reading the portal failed (${report.error?.code})`,
+  const lag: LagReport = { mentors: 0, max_lag_seconds: null, oldest_since: null, worst: [] };
+  try {
+    while (checked < limit && ctx.now() + RECONCILE_PAGE_RESERVE_MS < deadlineMs) {
+      const page = await ctx.sql<
+        { mentor_id: string; dynamics_contact_id: string; desired_visible: boolean }[]
+      >`select mentor_id, dynamics_contact_id, desired_visible
+          from public.sync_reconcile_page(${after}::uuid, ${
+        Math.min(RECONCILE_PAGE_SIZE, limit - checked)
+      }::int)`;
+      if (page.length === 0) {
+        done = true;
+        break;
+      }
+      // The lag before this run re-queues anything (a new job would restart the clock).
+      addLag(lag, await db.syncLag(ctx.sql, page.map((r) => r.mentor_id)));
+      const report = await client.readVisibility(page.map((r) => r.dynamics_contact_id), {
+        deadlineMs,
+      });
+      if (!report.ok) {
+        throw new HttpError(
+          "DYNAMICS_UNAVAILABLE",
+          `reading the portal failed (${report.error?.code})`,
+        );
+      }
+      const actual = new Map(
+        (report.contacts ?? []).map((c) => [c.contactId.toLowerCase(), c.visible === true]),
       );
-    }
-    const actual = new Map((report.contacts ?? []).map((c) => [c.contactId, c.visible === true]));
-    for (const row of page) {
-      checked++;
-      if ((actual.get(row.dynamics_contact_id.toLowerCase()) ?? false) !== row.desired_visible) {
-        divergent++;
-        if (!dryRun) {
-          await db.enqueue(ctx.sql, row.mentor_id, "reconciliation");
-          enqueued++;
+      for (const row of page) {
+        checked++;
+        if ((actual.get(row.dynamics_contact_id.toLowerCase()) ?? false) !== row.desired_visible) {
+          divergent++;
+          if (!dryRun) {
+            await db.enqueue(ctx.sql, row.mentor_id, "reconciliation");
+            enqueued++;
+          }
         }
       }
+      after = page[page.length - 1].mentor_id;
     }
-    after = page[page.length - 1].mentor_id;
+  } finally {
+    // Also when a later page failed: the mentors already re-queued deserve their alert.
+    if (enqueued > 0) {
+      await raiseAlert(
+        ctx,
+        "divergence",
+        `reconciliation found ${divergent} mentor(s) whose portal listing differed; ${enqueued} re-queued`,
+      );
+    }
   }
-  if (divergent > 0 && !dryRun) {
-    await db.recordAlert(
-      ctx.sql,
-      "divergence",
-      null,
-      `reconciliation found ${divergent} mentor(s) whose portal listing differed; re-queued`,
-    );
+  return {
+    checked,
+    divergent,
+    enqueued,
+    dry_run: dryRun,
+    next_cursor: done ? null : after,
+    sync_lag: lag,
+  };
+}
+
+function addLag(lag: LagReport, rows: db.LagRow[]): void {
+  for (const r of rows) {
+    lag.mentors++;
+    const seconds = r.lag_seconds === null ? null : Number(r.lag_seconds);
+    const since = r.since ? r.since.toISOString() : null;
+    if (seconds !== null && (lag.max_lag_seconds === null || seconds > lag.max_lag_seconds)) {
+      lag.max_lag_seconds = seconds;
+      lag.oldest_since = since;
+    }
+    lag.worst.push({
+      mentor_id: r.mentor_id,
+      desired_visible: r.desired_visible,
+      last_synced_visible: r.last_synced_visible,
+      since,
+      lag_seconds: seconds,
+    });
   }
-  return { checked, divergent, enqueued, dry_run: dryRun, next_cursor: done ? null : after };
+  lag.worst.sort((a, b) => (b.lag_seconds ?? -1) - (a.lag_seconds ?? -1));
+  lag.worst.length = Math.min(lag.worst.length, LAG_WORST_LISTED);
 }
 
 async function redrive(ctx: Context, deadLetterId: number): Promise<number> {

@@ -61,13 +61,16 @@ export async function claimJobs(
   }));
 }
 
-/** Applies a decision atomically; `applied` is false when the lease was lost to another worker. */
+/**
+ * Applies a decision atomically; `applied` is false when the lease was lost to another worker.
+ * `alertId` is the alert the decision raised (null when none, or when it was deduplicated).
+ */
 export async function completeJob(
   sql: Sql,
   job: Job,
   outcome: JobOutcome,
   attempts: AttemptRecord[],
-): Promise<{ applied: boolean }> {
+): Promise<{ applied: boolean; alertId: number | null }> {
   const audit = attempts.map((a) => ({
     attempt: a.attempt,
     httpStatus: a.httpStatus,
@@ -77,13 +80,17 @@ export async function completeJob(
   }));
   const retryAt = outcome.retryAtMs !== undefined ? new Date(outcome.retryAtMs) : null;
   const message = outcome.message ?? outcome.reason ?? null;
-  const [row] = await sql<{ result: { applied?: boolean } }[]>`
+  const [row] = await sql<{ result: { applied?: boolean; alert_id?: number | string | null } }[]>`
     select public.sync_complete(
       ${job.jobId}::bigint, ${job.attempts}::int, ${outcome.kind}::text,
       ${outcome.visible ?? null}::boolean, ${retryAt}::timestamptz,
       ${outcome.errorCode ?? null}::text, ${message}::text, ${sql.json(audit)}::jsonb
     ) as result`;
-  return { applied: row?.result?.applied !== false };
+  const alertId = row?.result?.alert_id;
+  return {
+    applied: row?.result?.applied !== false,
+    alertId: alertId === null || alertId === undefined ? null : Number(alertId),
+  };
 }
 
 export async function enqueue(sql: Sql, mentorId: string, event: string): Promise<number> {
@@ -172,4 +179,17 @@ export async function runExpiryCheck(
   const [row] = await sql<{ r: { transitioned: number; reminders: number; more: boolean } }[]>`
     select public.run_expiry_check(${batchSize}::int) as r`;
   return row.r;
+}
+
+export interface LagRow {
+  mentor_id: string;
+  desired_visible: boolean;
+  last_synced_visible: boolean | null;
+  since: Date | null;
+  lag_seconds: string | number | null;
+}
+
+/** `sync_lag`: these mentors (null = all) whose last synced visibility differs from desired. */
+export async function syncLag(sql: Sql, mentorIds: string[] | null): Promise<LagRow[]> {
+  return [...await sql<LagRow[]>`select * from public.sync_lag(${mentorIds}::uuid[])`];
 }

@@ -19,10 +19,21 @@ export function redact(text: string): string {
   return out.replace(/(bearer\s+)[^\s"',]+/gi, "$1[REDACTED]");
 }
 
-export function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
-  const line = redact(JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields }));
+export type LogWriter = (level: Level, line: string) => void;
+
+const defaultWriter: LogWriter = (level, line) => {
   if (level === "error" || level === "warn") console.error(line);
   else console.log(line);
+};
+let writer: LogWriter = defaultWriter;
+
+/** Where log lines go (already redacted); the CLI keeps them off stdout. Null restores stdout/stderr. */
+export function setLogWriter(w: LogWriter | null): void {
+  writer = w ?? defaultWriter;
+}
+
+export function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
+  writer(level, redact(JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields })));
 }
 
 /** A short, safe description of an unknown thrown value (no stack). */

@@ -4,6 +4,7 @@
 import type { DynamicsClient, JobOutcome, JobReport, QueuePolicy } from "./core.ts";
 import { claimJobs, completeJob, type Job, type Sql } from "./db.ts";
 import { describe, log } from "./log.ts";
+import { throttledUntil } from "./throttle.ts";
 
 export interface ProcessorDeps {
   sql: Sql;
@@ -13,8 +14,13 @@ export interface ProcessorDeps {
   concurrency: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
-  /** Called for every applied outcome that raised an alert (for webhook delivery). */
-  onOutcome?: (job: Job, report: JobReport) => void | Promise<void>;
+  /** When Dataverse's last Retry-After ends (default: the isolate's throttle.ts). */
+  throttledUntil?: () => number;
+  /**
+   * Called for every applied outcome, with the id of the alert it raised (null when none or
+   * deduplicated): the actions deliver that alert to ALERT_WEBHOOK_URL. Must not throw.
+   */
+  onOutcome?: (job: Job, report: JobReport, alertId: number | null) => void | Promise<void>;
 }
 
 export interface ProcessSummary {
@@ -51,9 +57,16 @@ export async function processQueue(
   };
   let pauseUntil = 0;
   let stop = false;
+  // A Retry-After told to any request of this isolate (even one still retrying inside its job)
+  // pauses every job that has not started yet, not only those after the throttled job ends.
+  const throttled = deps.throttledUntil ?? throttledUntil;
+  const pausedFor = () => Math.max(pauseUntil, throttled()) - now();
 
   while (!stop && summary.processed < opts.maxJobs) {
-    if (now() + RESERVE_MS >= opts.deadlineMs) {
+    // No batch is claimed during a pause: its leases would run while it waits.
+    const pause = pausedFor();
+    if (pause > 0 && now() + pause + RESERVE_MS < opts.deadlineMs) await sleep(pause);
+    if (now() + Math.max(0, pausedFor()) + RESERVE_MS >= opts.deadlineMs) {
       summary.more = true;
       break;
     }
@@ -65,11 +78,16 @@ export async function processQueue(
     const worker = async () => {
       while (next < jobs.length) {
         const job = jobs[next++];
-        const wait = pauseUntil - now();
+        const wait = pausedFor();
         if (wait > 0) await sleep(Math.min(wait, Math.max(0, opts.deadlineMs - now())));
         const report = await runJob(deps, job, opts.deadlineMs - RESERVE_MS);
         if (report.retryAfterMs) pauseUntil = Math.max(pauseUntil, now() + report.retryAfterMs);
-        const { applied } = await completeJob(deps.sql, job, report.outcome, report.attempts);
+        const { applied, alertId } = await completeJob(
+          deps.sql,
+          job,
+          report.outcome,
+          report.attempts,
+        );
         summary.processed++;
         if (!applied) {
           summary.stale++;
@@ -78,7 +96,7 @@ export async function processQueue(
         count(summary, report.outcome);
         if (report.outcome.kind === "auth_failure") stop = true;
         logOutcome(job, report);
-        await deps.onOutcome?.(job, report);
+        await deps.onOutcome?.(job, report, alertId);
       }
     };
     await Promise.all(Array.from({ length: Math.min(deps.concurrency, jobs.length) }, worker));

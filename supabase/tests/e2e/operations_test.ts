@@ -37,6 +37,106 @@ suite.test("reconcile: dry run reports, a real run re-queues divergent mentors",
   assertEquals(again.json.divergent, 0, "converged");
 });
 
+interface ReconcileBody {
+  checked: number;
+  divergent: number;
+  enqueued: number;
+  dry_run: boolean;
+  next_cursor: string | null;
+  sync_lag: {
+    mentors: number;
+    max_lag_seconds: number | null;
+    oldest_since: string | null;
+    worst: { mentor_id: string; lag_seconds: number | null; last_synced_visible: boolean | null }[];
+  };
+}
+
+suite.test("reconcile: a dry run changes nothing and reports the sync lag; a real run re-queues", async (h) => {
+  const o = await h.seedOrgs();
+  // Paused an hour ago, the portal still lists them: the queued job is an hour old.
+  const late = await h.mentor({ org: o.hlf });
+  await h.setStatus(late.id, "paused");
+  await h.sql`update public.sync_queue set created_at = now() - interval '1 hour'
+               where mentor_id = ${late.id}`;
+  const never = await h.mentor({ org: o.hlf, lastSyncedVisible: null }); // portal right, never synced
+  await h.mentor({ org: o.hlf }); // in sync
+  await h.mentor({ org: o.nhf, status: "paused", portalVisible: true }); // sync disabled
+
+  const before = await h.snapshot();
+  const dry = await h.invoke<ReconcileBody>({ action: "reconcile", dry_run: true });
+  assertEquals(dry.status, 200, dry.text);
+  assertEquals([dry.json.checked, dry.json.divergent, dry.json.enqueued], [3, 1, 0]);
+  assertEquals([dry.json.dry_run, dry.json.next_cursor], [true, null]);
+  assertEquals(await h.snapshot(), before, "a dry run changes nothing: no job, no alert");
+  assertEquals(h.patches(), []);
+  const lag = dry.json.sync_lag;
+  assertEquals(lag.mentors, 2, "the paused mentor and the never synced one");
+  assert(lag.max_lag_seconds !== null && lag.max_lag_seconds >= 3600, JSON.stringify(lag));
+  const [queued] = await h.sql<{ c: Date }[]>`
+    select created_at as c from public.sync_queue where mentor_id = ${late.id}`;
+  assertEquals(lag.oldest_since, queued.c.toISOString(), "lagging since the change was queued");
+  assertEquals(lag.worst.map((w) => [w.mentor_id, w.last_synced_visible]), [
+    [late.id, true],
+    [never.id, null],
+  ]);
+  assertEquals(lag.worst[1].lag_seconds, null, "never synced, nothing queued: start unknown");
+
+  const real = await h.invoke<ReconcileBody>({ action: "reconcile" });
+  assertEquals([real.json.checked, real.json.divergent, real.json.enqueued], [3, 1, 1]);
+  assertEquals(real.json.sync_lag.mentors, 2);
+  assertEquals((await h.jobs(late.id)).map((j) => j.triggered_by_event), ["reconciliation"]);
+  assertEquals((await h.alerts()).map((a) => a.kind), ["divergence"]);
+  await h.drain();
+  assertEquals(h.portalVisible(late.contactId), false);
+  const after = await h.invoke<ReconcileBody>({ action: "reconcile", dry_run: true });
+  assertEquals([after.json.divergent, after.json.sync_lag.mentors], [0, 1]);
+  assertEquals(after.json.sync_lag.worst.map((w) => w.mentor_id), [never.id]);
+});
+
+suite.test("reconcile is resumable: limit 2 over 5 mentors takes 3 invocations, each read once", async (h) => {
+  const o = await h.seedOrgs();
+  const mentors = [];
+  for (let i = 0; i < 5; i++) {
+    mentors.push(await h.mentor({ org: o.hlf, portalVisible: i % 2 === 0 ? false : undefined }));
+  }
+  const divergent = mentors.filter((_, i) => i % 2 === 0).map((m) => m.id).sort();
+
+  const run = async (dryRun: boolean) => {
+    const pages: ReconcileBody[] = [];
+    let cursor: string | null = null;
+    do {
+      const r: { status: number; text: string; json: ReconcileBody } = await h.invoke<
+        ReconcileBody
+      >({ action: "reconcile", dry_run: dryRun, limit: 2, ...(cursor ? { cursor } : {}) });
+      assertEquals(r.status, 200, r.text);
+      pages.push(r.json);
+      cursor = r.json.next_cursor;
+      assert(pages.length <= 5, "the cursor moves forward");
+    } while (cursor);
+    return pages;
+  };
+
+  const dry = await run(true);
+  assertEquals(dry.map((p) => p.checked), [2, 2, 1]);
+  assertEquals(dry.reduce((n, p) => n + p.divergent, 0), 3);
+  assertEquals(dry.reduce((n, p) => n + p.enqueued, 0), 0);
+  assertEquals(await h.jobs(), []);
+  const reads = h.mock.requests.filter((r) => r.kind === "api" && r.method === "GET");
+  for (const m of mentors) {
+    const hits = reads.filter((r) => decodeURIComponent(r.url).toLowerCase().includes(m.contactId));
+    assertEquals(hits.length, 1, `contact ${m.contactId} read exactly once`);
+  }
+
+  const real = await run(false);
+  assertEquals(real.map((p) => p.checked), [2, 2, 1]);
+  assertEquals(real.reduce((n, p) => n + p.enqueued, 0), 3);
+  assertEquals((await h.jobs()).map((j) => j.mentor_id).sort(), divergent);
+  await h.drain();
+  for (const m of mentors) assertEquals(h.portalVisible(m.contactId), true);
+  const again = await run(true);
+  assertEquals(again.reduce((n, p) => n + p.divergent, 0), 0, "converged");
+});
+
 suite.test("expiry_check: expired mentors move to expired_cert and leave the portal", async (h) => {
   const o = await h.seedOrgs();
   const lapsed = await h.mentor({ org: o.hlf, certDays: -1, portalVisible: true });

@@ -58,5 +58,9 @@ fi
 step "Deno npm dependencies (cached by Deno for the function and tests)"
 DENO_TLS_CA_STORE=system "$DENO" cache --quiet scripts/lib/deps.ts
 
+step "Test tools: cargo-fuzz and schemathesis (pinned, cached in $HLF_TOOLS_DIR)"
+scripts/fuzz.sh --install
+supabase/tests/openapi/run_schemathesis.sh --install
+
 step "Build pkg/"
 scripts/build.sh

@@ -18,7 +18,7 @@ cleanup() { [ "$started_pg" = 1 ] && pg_stop_throwaway; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-needs_db() { [[ " $* " =~ " pgtap " || " $* " =~ " db-concurrency " || " $* " =~ " e2e " || " $* " =~ " chaos " ]]; }
+needs_db() { [[ " $* " =~ " pgtap " || " $* " =~ " db-concurrency " || " $* " =~ " e2e " || " $* " =~ " chaos " || " $* " =~ " api " ]]; }
 
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${ALL_SUITES[@]}")

@@ -71,16 +71,25 @@ fn redact_bearer(text: &str) -> String {
         let after = search + found + KEYWORD.len();
         // The credential follows one or more whitespace characters (RFC 7235: `1*SP`; a tab
         // may survive in quoted text).
-        let start = text[after..]
+        let mut start = text[after..]
             .find(|c: char| !c.is_whitespace())
             .map_or(text.len(), |n| after + n);
         if start == after {
             search = after;
             continue;
         }
+        // A quoted credential (`Bearer "abc"`): the token starts after the quote.
+        if text[start..].starts_with(['"', '\'']) {
+            start += 1;
+        }
         let end = text[start..]
             .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
             .map_or(text.len(), |n| start + n);
+        if text[start..end].eq_ignore_ascii_case(KEYWORD) {
+            // `Bearer Bearer <token>` (a doubled scheme): the credential follows the second one.
+            search = start;
+            continue;
+        }
         if end > start {
             out.push_str(&text[rest..start]);
             out.push_str(REDACTED);

@@ -287,6 +287,22 @@ fn deadline_stops_retries() {
 }
 
 #[test]
+fn unauthorized_at_the_deadline_sends_no_forced_refresh_past_it() {
+    // Found by fuzzing (fuzz/fuzz_targets/call.rs): the one forced refresh after a 401 used to
+    // be sent even when the deadline had already passed.
+    let mut h = Harness::responding([resp(401, ""), resp(204, "")]);
+    let deadline = T0 + h.latency_ms;
+    let out = h.run(set_visible(1, true), Some(deadline));
+    assert_eq!(
+        out.result.unwrap_err().code(),
+        "TIMEOUT",
+        "the budget ran out; that says nothing about the credentials"
+    );
+    assert_eq!(h.sent.len(), 1, "nothing sent at or past the deadline");
+    assert!(h.invalidations.is_empty());
+}
+
+#[test]
 fn retry_after_past_the_deadline_is_not_waited_for() {
     let mut h = Harness::responding([resp_retry_after(429, "20", ""), resp(204, "")]);
     let out = h.run(set_visible(1, true), Some(T0 + 15_000));

@@ -318,6 +318,21 @@ fn token_url_must_be_https() {
 }
 
 #[test]
+fn token_url_with_control_characters_is_refused() {
+    // Found by fuzzing (fuzz/fuzz_targets/config.rs): only whitespace was refused in the path.
+    for bad in [
+        "https://login.example/{tenant}/token\u{1b}",
+        "https://login.example/{tenant}\u{0}/token",
+    ] {
+        let err = DynamicsConfig::new(BASE, Some(bad), None, None).unwrap_err();
+        assert!(
+            err.to_string().contains("DYNAMICS_TOKEN_URL"),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn visibility_field_must_be_a_column_name() {
     for bad in [
         "hlf_portalvisible,fullname",

@@ -160,7 +160,10 @@ fn long_server_messages_are_truncated_and_control_characters_dropped() {
     else {
         panic!()
     };
-    assert_eq!(message, "line oneline two");
+    assert_eq!(
+        message, "line one line two",
+        "a run of control characters is one space"
+    );
 }
 
 #[test]

@@ -148,6 +148,36 @@ fn server_message_with_a_tab_before_the_token_is_redacted() {
 }
 
 #[test]
+fn control_characters_around_bearer_do_not_hide_the_token() {
+    // Found by fuzzing (fuzz/fuzz_targets/token_response.rs): control characters were dropped
+    // after redaction, which turned `Bearer\u{1} token` into a visible `Bearer token` and
+    // `Bearer\0\ttoken` into `Bearertoken`.
+    for message in [
+        "Authorization: Bearer\u{1} xyz-ctl-token",
+        "Authorization: Bearer\u{1}xyz-ctl-token",
+        "Authorization: Bearer\u{0}\txyz-ctl-token",
+        "Authorization: Bearer\r\n xyz-ctl-token",
+    ] {
+        let e = classify(&resp(400, &dataverse_error("c", message)), T0).unwrap_err();
+        assert_clean(&format!("{e} {e:?}"), &["xyz-ctl-token"]);
+    }
+}
+
+#[test]
+fn doubled_bearer_scheme_is_redacted() {
+    // Found by fuzzing (fuzz/fuzz_targets/redact.rs): `Bearer Bearer <token>` redacted the
+    // second `Bearer` as if it were the credential and left the token.
+    for text in [
+        "Authorization: Bearer Bearer xyz-doubled",
+        "authorization: bearer  BEARER\txyz-doubled, next",
+    ] {
+        let out = redact(text, &[]);
+        assert!(!out.contains("xyz-doubled"), "{text:?} → {out:?}");
+        assert!(out.contains(REDACTED), "{out}");
+    }
+}
+
+#[test]
 fn redact_removes_known_secrets_but_not_short_values() {
     let long = Secret::new(CLIENT_SECRET);
     let short = Secret::new("abc");
@@ -229,4 +259,15 @@ fn log_output_contains_no_secret() {
         }));
     let out = h.run(Operation::WhoAmI, None);
     assert_clean(&format!("{out:?}"), &[CLIENT_SECRET]);
+}
+
+#[test]
+fn quoted_bearer_credential_is_redacted() {
+    for text in [
+        r#"Authorization: Bearer "abc.def.ghi""#,
+        "Bearer 'abc.def.ghi'",
+    ] {
+        let out = hlf_dynamics_sync::secret::redact(text, &[]);
+        assert!(!out.contains("abc.def.ghi"), "{out}");
+    }
 }

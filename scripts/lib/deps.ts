@@ -3,3 +3,5 @@
 import "postgres";
 import "jose";
 import "@supabase/supabase-js";
+import "npm:ajv@8.20.0";
+import "npm:yaml@2.9.1";

@@ -2,7 +2,7 @@
 # A suite with no count_ function counts as one check (1 passed or 1 failed).
 # shellcheck shell=bash
 
-ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit deno-mock pgtap db-concurrency e2e chaos)
+ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit deno-mock pgtap db-concurrency e2e chaos api fuzz-smoke)
 
 one() { echo "0 0"; }
 
@@ -60,3 +60,5 @@ deno_counts() {
 . scripts/lib/suites-db.sh
 . scripts/lib/suites-e2e.sh
 . scripts/lib/suites-chaos.sh
+. scripts/lib/suites-api.sh
+. scripts/lib/suites-fuzz.sh

@@ -262,6 +262,12 @@ impl Call {
         match outcome {
             Ok(output) => self.on_success(now_ms, output),
             Err(_) if response.status == 401 && !self.forced_refresh_used => {
+                if self.backoff.deadline_ms().is_some_and(|d| now_ms >= d) {
+                    // No time left for the forced refresh: the budget ran out, which says
+                    // nothing yet about the credentials.
+                    self.state = State::Finished(Err(DynamicsError::Timeout { after_ms: 0 }));
+                    return;
+                }
                 // One forced refresh: the token may have been revoked early.
                 self.forced_refresh_used = true;
                 self.invalidate = self.last_token.take();

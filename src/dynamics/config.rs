@@ -191,7 +191,7 @@ fn https_authority<'a>(url: &'a str, setting: &str) -> Result<&'a str, DynamicsE
         && !host.starts_with(['-', '.'])
         && !host.ends_with('-')
         && !host.contains("..");
-    if !valid || !host_ok || url.chars().any(char::is_whitespace) {
+    if !valid || !host_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(config_error(&format!("{setting} has an invalid host")));
     }
     Ok(authority)

@@ -261,15 +261,21 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").to_owned()
 }
 
-/// Server text made safe to store: bearer tokens removed, control characters dropped, truncated.
-/// Redaction comes first: dropping a tab or newline first would glue `Bearer` to its token and
-/// hide it from the redactor.
+/// Server text made safe to store: control characters flattened, bearer tokens removed,
+/// truncated. Each run of control characters becomes one space before redaction, so the text
+/// stored is exactly the text the redactor saw: dropping them after redaction could glue
+/// `Bearer\u{1} token` or `Bearer\0\ttoken` into a form the redactor never checked, and
+/// dropping them before would glue `Bearer\ttoken` into `Bearertoken`.
 fn clean(text: &str) -> String {
-    let text: String = redact(text, &[])
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    truncate(&text, MAX_MESSAGE_CHARS)
+    let mut flat = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_control() {
+            flat.push(c);
+        } else if !flat.ends_with(' ') {
+            flat.push(' ');
+        }
+    }
+    truncate(&redact(flat.trim(), &[]), MAX_MESSAGE_CHARS)
 }
 
 fn invalid(message: &str) -> DynamicsError {

@@ -16,7 +16,7 @@ export function redact(text: string): string {
   for (const s of secrets) {
     if (out.includes(s)) out = out.split(s).join("[REDACTED]");
   }
-  return out.replace(/(bearer\s+)[^\s"',]+/gi, "$1[REDACTED]");
+  return out.replace(/(bearer\s+["']?)[^\s"',]+/gi, "$1[REDACTED]");
 }
 
 export type LogWriter = (level: Level, line: string) => void;

@@ -14,3 +14,8 @@ Deno.test("describe gives one safe line without a stack", () => {
   const text = describe(new TypeError("boom another-secret-value"));
   assertEquals(text, "TypeError: boom [REDACTED]");
 });
+
+Deno.test("a quoted bearer credential is redacted too", () => {
+  const out = redact(`Authorization: Bearer "quoted.token.value"`);
+  assertEquals(out.includes("quoted.token.value"), false, out);
+});

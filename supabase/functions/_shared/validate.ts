@@ -57,7 +57,8 @@ export function parseAction(body: Record<string, unknown>): Action {
       return { action, mentorIds: ids.map((v, i) => uuid(v, `mentor_ids[${i}]`)) };
     }
     case "reconcile": {
-      const dryRun = body.dry_run ?? false;
+      // Absent means false; null is a wrong type (it must not silently mean "a real run").
+      const dryRun = body.dry_run === undefined ? false : body.dry_run;
       if (typeof dryRun !== "boolean") {
         throw new HttpError("BAD_REQUEST", "field 'dry_run' must be a boolean");
       }

@@ -2,7 +2,7 @@
 # A suite with no count_ function counts as one check (1 passed or 1 failed).
 # shellcheck shell=bash
 
-ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit deno-mock pgtap db-concurrency e2e chaos api fuzz-smoke)
+ALL_SUITES=(cargo-fmt clippy rust-native wasm-deno deno-fmt deno-lint deno-check deno-unit deno-mock pgtap db-concurrency e2e chaos api fuzz-smoke bench-smoke)
 
 one() { echo "0 0"; }
 
@@ -62,3 +62,4 @@ deno_counts() {
 . scripts/lib/suites-chaos.sh
 . scripts/lib/suites-api.sh
 . scripts/lib/suites-fuzz.sh
+. scripts/lib/suites-bench.sh

@@ -1,7 +1,7 @@
 // Who is calling: the service (bearer = SUPABASE_SERVICE_ROLE_KEY, or a JWT with role
 // service_role) or a coordinator (a user JWT with role authenticated, verified with jose against
 // SUPABASE_JWT_SECRET or SUPABASE_JWKS). Chapter scope is checked in the database, not here.
-import { createLocalJWKSet, type JWTPayload, jwtVerify } from "jose";
+import type { JWTPayload, JWTVerifyGetKey } from "jose";
 import { HttpError } from "./http.ts";
 
 export type Caller =
@@ -18,8 +18,19 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function makeAuthenticator(config: AuthConfig): (req: Request) => Promise<Caller> {
   const secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined;
-  const jwks = config.jwks ? createLocalJWKSet(JSON.parse(config.jwks)) : undefined;
   const serviceKey = new TextEncoder().encode(config.serviceRoleKey);
+  // jose is loaded on the first user JWT: service callers (webhook, cron, CLI), the bulk of the
+  // traffic, never pay for it, and a cold start answers sooner.
+  let verifier: Promise<(token: string) => Promise<JWTPayload>> | undefined;
+  const verify = (token: string) => {
+    verifier ??= import("jose").then(({ createLocalJWKSet, jwtVerify }) => {
+      const options = { algorithms: secret ? ["HS256"] : ["RS256", "ES256"], clockTolerance: 5 };
+      if (secret) return async (t: string) => (await jwtVerify(t, secret, options)).payload;
+      const jwks: JWTVerifyGetKey = createLocalJWKSet(JSON.parse(config.jwks ?? "{}"));
+      return async (t: string) => (await jwtVerify(t, jwks, options)).payload;
+    });
+    return verifier.then((v) => v(token));
+  };
 
   return async (req) => {
     const header = req.headers.get("authorization") ?? "";
@@ -30,10 +41,7 @@ export function makeAuthenticator(config: AuthConfig): (req: Request) => Promise
 
     let payload: JWTPayload;
     try {
-      const options = { algorithms: secret ? ["HS256"] : ["RS256", "ES256"], clockTolerance: 5 };
-      payload = secret
-        ? (await jwtVerify(token, secret, options)).payload
-        : (await jwtVerify(token, jwks!, options)).payload;
+      payload = await verify(token);
     } catch {
       throw new HttpError("UNAUTHORIZED", "invalid or expired token");
     }

@@ -6,7 +6,7 @@ import { connect, type Sql } from "./db.ts";
 import { HttpError } from "./http.ts";
 import { log, registerSecret } from "./log.ts";
 import { checkDynamicsUrls, type Settings } from "./settings.ts";
-import { dataverseFetch } from "./throttle.ts";
+import { dataverseFetch, waitTurn } from "./throttle.ts";
 import { credentialProvider, vaultBaseUrl } from "./vault.ts";
 
 export interface Context {
@@ -21,7 +21,26 @@ export interface Context {
   now: () => number;
 }
 
-export function createContext(settings: Settings, sql: Sql = connect(settings.dbUrl)): Context {
+/** Extra time a backoff of the core may wait for the isolate's gate (the processor keeps 5 s). */
+const GATE_WAIT_MAX_MS = 3_000;
+
+/**
+ * The core's backoff sleeper: the backoff itself, then the isolate's gate (throttle.ts) - the
+ * pause another request was told, one probe after it, the learned pace - so an in-request retry
+ * does not burst into a window the other workers are waiting for. Never more than
+ * GATE_WAIT_MAX_MS past the backoff (the core's deadline is the caller's; a late retry still
+ * faces the limiter and its Retry-After).
+ */
+export async function gatedSleep(ms: number): Promise<void> {
+  if (ms > 0) await new Promise<void>((r) => setTimeout(r, ms));
+  await waitTurn(Date.now() + GATE_WAIT_MAX_MS);
+}
+
+export function createContext(
+  settings: Settings,
+  // A pool connection per worker, plus the claim and the completion running beside them.
+  sql: Sql = connect(settings.dbUrl, settings.concurrency + 2),
+): Context {
   registerSecret(settings.serviceRoleKey);
   registerSecret(settings.jwtSecret);
   registerSecret(settings.envCredentials?.clientSecret);
@@ -50,6 +69,7 @@ export function createContext(settings: Settings, sql: Sql = connect(settings.db
         credentials: credentialProvider(sql, settings.envCredentials),
         // Reports Dataverse's Retry-After to the isolate-wide throttle (throttle.ts).
         fetch: dataverseFetch(baseUrl),
+        sleep: gatedSleep,
         log: (e) => log(e.level, "dynamics_" + e.event, { message: e.message, code: e.code }),
       },
     );

@@ -6,12 +6,28 @@ import type { AttemptRecord, ClaimedJob, JobOutcome } from "./core.ts";
 
 export type Sql = postgres.Sql;
 
+/**
+ * True when `url` targets Supabase's transaction pooler (Supavisor/PgBouncer in transaction mode,
+ * port 6543): a pooled connection may serve each statement from another server session, so
+ * named prepared statements cannot be used there.
+ */
+export function isTransactionPooler(url: string): boolean {
+  try {
+    return new URL(url).port === "6543";
+  } catch {
+    return false;
+  }
+}
+
 export function connect(url: string, max = 4): Sql {
   return postgres(url, {
     max,
     idle_timeout: 20,
     connect_timeout: 10,
-    prepare: false, // works behind Supabase's transaction pooler too
+    // Named prepared statements: one round trip per parameterised query instead of two
+    // (Parse/Describe, then Bind/Execute). Not behind the transaction pooler (see above), where
+    // they would fail; a direct or session-mode connection keeps them per session.
+    prepare: !isTransactionPooler(url),
     onnotice: () => {},
     connection: { application_name: "hlf-dynamics-sync" },
   });
@@ -71,13 +87,7 @@ export async function completeJob(
   outcome: JobOutcome,
   attempts: AttemptRecord[],
 ): Promise<{ applied: boolean; alertId: number | null }> {
-  const audit = attempts.map((a) => ({
-    attempt: a.attempt,
-    httpStatus: a.httpStatus,
-    errorCode: a.errorCode,
-    durationMs: a.durationMs,
-    event: a.request === "token" ? "token_attempt" : "dynamics_attempt",
-  }));
+  const audit = auditRows(attempts);
   const retryAt = outcome.retryAtMs !== undefined ? new Date(outcome.retryAtMs) : null;
   const message = outcome.message ?? outcome.reason ?? null;
   const [row] = await sql<{ result: { applied?: boolean; alert_id?: number | string | null } }[]>`
@@ -91,6 +101,81 @@ export async function completeJob(
     applied: row?.result?.applied !== false,
     alertId: alertId === null || alertId === undefined ? null : Number(alertId),
   };
+}
+
+/** The per-job result of `completeJobs`: as `completeJob`, or the error that job raised. */
+export type CompleteResult = { applied: boolean; alertId: number | null } | { error: unknown };
+
+/**
+ * Applies several decisions in one round trip (`sync_complete_many`: each one through
+ * `sync_complete`, same fencing). Results come in the order of `items`. When the batch call
+ * fails (an element raised, or a deadlock with another worker), every item is completed on its
+ * own instead, so one bad decision never holds the others back.
+ */
+export async function completeJobs(
+  sql: Sql,
+  items: { job: Job; outcome: JobOutcome; attempts: AttemptRecord[] }[],
+): Promise<CompleteResult[]> {
+  if (items.length === 1) {
+    const [it] = items;
+    try {
+      return [await completeJob(sql, it.job, it.outcome, it.attempts)];
+    } catch (error) {
+      return [{ error }];
+    }
+  }
+  const payload = items.map(({ job, outcome, attempts }) => ({
+    job_id: job.jobId,
+    attempt: job.attempts,
+    outcome: outcome.kind,
+    visible: outcome.visible ?? null,
+    retry_at: outcome.retryAtMs !== undefined ? new Date(outcome.retryAtMs).toISOString() : null,
+    error_code: outcome.errorCode ?? null,
+    message: outcome.message ?? outcome.reason ?? null,
+    audit: auditRows(attempts),
+  }));
+  try {
+    const [row] = await sql<{ results: CompleteRow[] }[]>`
+      select public.sync_complete_many(${sql.json(payload)}::jsonb) as results`;
+    const byId = new Map(row.results.map((r) => [Number(r.job_id), r]));
+    return items.map(({ job }) => completeResult(byId.get(job.jobId)));
+  } catch {
+    const out: CompleteResult[] = [];
+    for (const it of items) {
+      try {
+        out.push(await completeJob(sql, it.job, it.outcome, it.attempts));
+      } catch (error) {
+        out.push({ error });
+      }
+    }
+    return out;
+  }
+}
+
+type CompleteRow = {
+  job_id?: number | string;
+  applied?: boolean;
+  alert_id?: number | string | null;
+};
+
+function completeResult(
+  row: CompleteRow | undefined,
+): { applied: boolean; alertId: number | null } {
+  const alertId = row?.alert_id;
+  return {
+    applied: row !== undefined && row.applied !== false,
+    alertId: alertId === null || alertId === undefined ? null : Number(alertId),
+  };
+}
+
+function auditRows(attempts: AttemptRecord[]) {
+  return attempts.map((a) => ({
+    attempt: a.attempt,
+    httpStatus: a.httpStatus,
+    errorCode: a.errorCode,
+    durationMs: a.durationMs,
+    event: a.request === "token" ? "token_attempt" : "dynamics_attempt",
+  }));
 }
 
 export async function enqueue(sql: Sql, mentorId: string, event: string): Promise<number> {

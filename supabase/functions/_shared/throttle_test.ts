@@ -2,9 +2,13 @@ import {
   dataverseFetch,
   MAX_PAUSE_MS,
   noteAnswer,
+  PACING_TTL_MS,
   parseRetryAfterMs,
+  PROBE_TIMEOUT_MS,
   resetThrottle,
   throttledUntil,
+  ThrottleGate,
+  waitTurn,
 } from "./throttle.ts";
 
 function assertEquals(actual: unknown, expected: unknown, msg = "") {
@@ -51,4 +55,58 @@ Deno.test("dataverseFetch reports Dataverse answers only, not the token endpoint
   const until = throttledUntil();
   if (until < before + 7_000 || until > Date.now() + 7_000) throw new Error(`pause ${until}`);
   resetThrottle();
+});
+
+Deno.test("gate: after a pause one probe goes first; the others wait for its answer", () => {
+  const g = new ThrottleGate();
+  assertEquals(g.tryStart(0), 0, "open at first");
+  g.throttled(100, 2_000, true);
+  assertEquals(g.tryStart(1_000), 1_100, "paused until the Retry-After ends");
+  assertEquals(g.tryStart(2_100), 0, "the probe");
+  if (g.tryStart(2_101) <= 0) throw new Error("a second request started before the probe's answer");
+  g.admitted(2_150);
+  assertEquals(g.tryStart(2_151), 0, "the window is open again after the probe was admitted");
+});
+
+Deno.test("gate: a probe that was never sent is handed to the next request", () => {
+  const g = new ThrottleGate();
+  g.throttled(0, 1_000, false);
+  assertEquals(g.tryStart(1_000), 0);
+  if (g.tryStart(1_001) <= 0) throw new Error("second probe");
+  g.release(1_000);
+  assertEquals(g.tryStart(1_002), 0, "released: another request probes");
+  if (g.tryStart(1_003) <= 0) throw new Error("third probe");
+  assertEquals(g.tryStart(1_002 + PROBE_TIMEOUT_MS), 0, "an unanswered probe times out");
+});
+
+Deno.test("gate: a 429 paces the rest at what the limiter admitted per window", () => {
+  const g = new ThrottleGate();
+  // 60 admitted from t=0, then a 429 at t=100 asking for 2.9 s: 59 per 3 s.
+  for (let i = 0; i < 60; i++) {
+    assertEquals(g.tryStart(i), 0);
+    g.admitted(i + 1);
+  }
+  g.throttled(100, 2_900, true);
+  assertEquals(g.tryStart(3_000), 0, "probe");
+  g.admitted(3_001);
+  let started = 1;
+  for (let t = 3_001; t < 6_000; t++) if (g.tryStart(t) === 0) started++;
+  if (started > 60 || started < 55) throw new Error(`paced ${started} in one 3 s window`);
+  // Pacing lapses PACING_TTL_MS after the 429.
+  const far = 3_000 + PACING_TTL_MS + 1;
+  assertEquals(g.tryStart(far), 0);
+  assertEquals(g.tryStart(far), 0, "no pacing any more");
+});
+
+Deno.test("waitTurn sleeps until the gate lets it through, never past its deadline", async () => {
+  const g = new ThrottleGate();
+  let t = 0;
+  const sleep = (ms: number) => {
+    t += ms;
+    return Promise.resolve();
+  };
+  g.throttled(0, 500, false);
+  assertEquals(await waitTurn(10_000, () => t, sleep, g), 500);
+  g.throttled(t, 60_000, false);
+  assertEquals(await waitTurn(1_000, () => t, sleep, g), 1_000, "gives up at the deadline");
 });

@@ -333,7 +333,13 @@ export class TokenBook {
 
   async warmUp(h: Harness, fn: FunctionProcess): Promise<void> {
     const from = h.mock.requests.length;
-    const r = await h.invoke({ action: "health" }, { fn });
+    // A global 429 storm injected by the soak may answer the first health calls; the warm-up
+    // only needs one WhoAmI with the process's token, so it asks again (bounded).
+    let r = await h.invoke({ action: "health" }, { fn });
+    for (let i = 0; i < 10 && r.status === 503 && r.text.includes("THROTTLED"); i++) {
+      await new Promise((done) => setTimeout(done, 500));
+      r = await h.invoke({ action: "health" }, { fn });
+    }
     if (r.status !== 200) {
       throw new Error(`health on a new process answered ${r.status}: ${r.text}`);
     }
@@ -341,8 +347,12 @@ export class TokenBook {
       x.kind === "api" && x.method === "GET" && /\/WhoAmI(\(\))?$/.test(x.path)
     );
     const tokens = new Set(who.map((x) => bearer(x.headers["authorization"])));
-    if (tokens.size !== 1) throw new Error(`could not attribute a token: ${tokens.size}`);
-    this.#owner.set([...tokens][0]!, fn);
+    // Each health call starts from a fresh token, so a retried warm-up names several; all are
+    // this process's.
+    if (tokens.size === 0 || tokens.has(undefined)) {
+      throw new Error(`could not attribute a token: ${tokens.size}`);
+    }
+    for (const t of tokens) this.#owner.set(t!, fn);
   }
 
   owner(token: string | undefined): FunctionProcess | undefined {

@@ -14,6 +14,12 @@ const SYNC_MENTOR_BUDGET_MS = 30_000;
 /** run_expiry_check batch, and the time a page may take (no page starts with less left). */
 const EXPIRY_PAGE_SIZE = 500;
 const EXPIRY_PAGE_RESERVE_MS = 10_000;
+/**
+ * Database time one expiry_check invocation spends on run_expiry_check pages. Past it the answer
+ * says `more: true` and the next run (the nightly SQL fallback half an hour later, or another
+ * invocation) continues where this one stopped: the check is idempotent and resumes by itself.
+ */
+const EXPIRY_DB_BUDGET_MS = 1_200;
 /** Reconcile: mentors per page (one id-chunked read), time kept for a page, mentors listed. */
 const RECONCILE_PAGE_SIZE = 500;
 const RECONCILE_PAGE_RESERVE_MS = 10_000;
@@ -203,8 +209,11 @@ async function expiryCheck(ctx: Context, deadlineMs: number): Promise<Answer> {
   let reminders = 0;
   let pages = 0;
   let more = true;
-  while (more && ctx.now() + EXPIRY_PAGE_RESERVE_MS < deadlineMs) {
+  let dbMs = 0;
+  while (more && ctx.now() + EXPIRY_PAGE_RESERVE_MS < deadlineMs && dbMs < EXPIRY_DB_BUDGET_MS) {
+    const started = Date.now();
     const page = await db.runExpiryCheck(ctx.sql, EXPIRY_PAGE_SIZE);
+    dbMs += Date.now() - started;
     pages++;
     transitioned += page.transitioned;
     reminders += page.reminders;

@@ -51,6 +51,20 @@ count_deno-unit() { deno_counts "$1"; }
 suite_deno-mock() { "$DENO" test --allow-all supabase/tests/mock/; }
 count_deno-mock() { deno_counts "$1"; }
 
+# A Deno suite that needs pkg/ and a PostgreSQL cluster: uses $DATABASE_URL when set (scripts/test.sh
+# exports it), otherwise starts and stops its own throwaway cluster, so it also runs on its own.
+deno_db_suite() (
+  set -u
+  if [ ! -f pkg/hlf_dynamics_sync_bg.wasm ]; then
+    scripts/build.sh || exit 1
+  fi
+  if [ -z "${DATABASE_URL:-}" ]; then
+    pg_start_throwaway "$(mktemp -d -t hlf-suite-pg-XXXXXX)" || exit 1
+    trap pg_stop_throwaway EXIT
+  fi
+  NO_COLOR=1 "$DENO" test --allow-all "$@"
+)
+
 deno_counts() {
   # "ok | 12 passed | 0 failed (1s)" or "FAILED | 3 passed | 1 failed"; ANSI colours stripped first.
   sed 's/\x1b\[[0-9;]*m//g' "$1" | awk '/^(ok|FAILED) \| [0-9]+ passed/ { p += $3; f += $6 } END { print p + 0, f + 0 }'

@@ -303,8 +303,8 @@ begin
       v_failure := public.sync_open_failure(v_job.mentor_id, v_job.id, p_error_code, p_message);
       v_alert := public.sync_record_alert(
         'sync_pending', v_job.mentor_id,
-        format('portal may be out of date for mentor %s; retrying at %s: %s', v_job.mentor_id,
-               v_next, coalesce(v_error, 'no reason given')));
+        format('Dynamics sync pending — mentor may still be visible on the portal (mentor %s, '
+               'retrying at %s): %s', v_job.mentor_id, v_next, coalesce(v_error, 'no reason given')));
     else
       v_alert := public.sync_record_alert(
         'auth_failure', v_job.mentor_id,

@@ -148,6 +148,11 @@ suite.test("a job that fails one invocation is retried by the next and heals", a
   const [failure] = await h.failures(m.id);
   assertEquals([failure.error_code, failure.resolved_at], ["SERVER_ERROR", null], "failure open");
   assertEquals((await h.alerts()).map((a) => [a.kind, a.mentor_id]), [["sync_pending", m.id]]);
+  const [pending] = await h.alerts("sync_pending");
+  assert(
+    pending.message.startsWith("Dynamics sync pending — mentor may still be visible on the portal"),
+    `coordinators read what the pending alert means: ${pending.message}`,
+  );
   assertEquals(h.portalVisible(m.contactId), true, "portal not yet changed");
 
   assertEquals(await h.processQueue(1), { processed: 1, synced: 1, retrying: 0, dead: 0 });

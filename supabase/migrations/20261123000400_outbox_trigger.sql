@@ -15,8 +15,14 @@
 -- The trigger must never make the app's change fail: the sync part runs in an exception block
 -- that turns any error into a RAISE WARNING plus, when possible, a 'trigger_error' audit row.
 
--- Coalescing enqueue: at most one pending row per mentor; a newer intent updates operation,
--- triggered_by_event and next_attempt_at of that row. Returns the job id.
+-- Coalescing enqueue: at most one pending row per mentor; a newer intent updates operation and
+-- triggered_by_event of that row and makes it due (next_attempt_at = least(old, now())). Returns
+-- the job id. Kept cheap because it runs inside the app's transaction (bench/README.md, trigger
+-- overhead): NOTIFY hlf_sync_queue only when a row was inserted (a coalesced row was announced
+-- when it was inserted; the production Database Webhook fires on INSERT only as well); the merge
+-- rewrites no indexed column of a row that is already due (updated_at is only read for done/dead
+-- rows), so it is a HOT update; the same intent on a due row changes nothing. The triggers read
+-- the organisation switch and certification validity in one query each.
 create or replace function public.sync_upsert_pending(p_mentor_id uuid, p_operation text, p_event text)
 returns bigint
 language plpgsql
@@ -25,16 +31,25 @@ set search_path = ''
 as $$
 declare
   v_id bigint;
+  v_inserted boolean;
 begin
   insert into public.sync_queue as q (mentor_id, operation, triggered_by_event, next_attempt_at)
   values (p_mentor_id, p_operation, p_event, now())
   on conflict (mentor_id) where status = 'pending'
   do update set operation = excluded.operation,
                 triggered_by_event = excluded.triggered_by_event,
-                next_attempt_at = now(),
-                updated_at = now()
-  returning q.id into v_id;
-  perform pg_notify('hlf_sync_queue', v_id::text);
+                next_attempt_at = least(q.next_attempt_at, now())
+   where (q.operation, q.triggered_by_event)
+           is distinct from (excluded.operation, excluded.triggered_by_event)
+      or q.next_attempt_at > now()
+  returning q.id, q.xmax = 0 into v_id, v_inserted;
+  if v_id is null then
+    -- Nothing to change (same intent, already due); ON CONFLICT has locked the row.
+    select q.id into v_id from public.sync_queue q
+     where q.mentor_id = p_mentor_id and q.status = 'pending';
+  elsif v_inserted then
+    perform pg_notify('hlf_sync_queue', v_id::text);
+  end if;
   return v_id;
 end
 $$;
@@ -66,29 +81,29 @@ as $$
 $$;
 
 create or replace function public.sync_on_mentor_status()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
+returns trigger language plpgsql security definer set search_path = '' as $$
 declare
-  v_event text;
+  v_enabled boolean;
   v_valid boolean;
+  v_event text;
 begin
   if tg_op = 'UPDATE' and new.status is not distinct from old.status then
     return null;
   end if;
   begin
-    if not public.org_sync_enabled(new.organization_id) then
+    select s.dynamics_sync_enabled,
+           new.status = 'active' and tg_op = 'UPDATE'
+             and exists (select 1 from public.certifications c
+                          where c.mentor_id = new.id and c.expires_at > now())
+      into v_enabled, v_valid
+      from public.org_sync_settings s where s.organization_id = new.organization_id;
+    if v_enabled is not true then
       return null;
     end if;
-    v_event := public.sync_event_or('status_change');
+    v_event := coalesce(nullif(current_setting('hlf.sync_event', true), ''), 'status_change');
     if new.status in ('paused', 'expired_cert') then
       perform public.sync_upsert_pending(new.id, 'remove', v_event);
     elsif new.status = 'active' and tg_op = 'UPDATE' then
-      select exists (select 1 from public.certifications c
-                      where c.mentor_id = new.id and c.expires_at > now())
-        into v_valid;
       if v_valid then
         perform public.sync_upsert_pending(new.id, 'restore', v_event);
       else
@@ -97,7 +112,6 @@ begin
         raise warning 'hlf sync: mentor % reinstated without a valid certification; not restored on the portal', new.id;
       end if;
     end if;
-    -- An inserted active mentor has no certification yet: the certification trigger restores.
   exception when others then
     raise warning 'hlf sync: outbox trigger failed for mentor % (%): %', new.id, sqlstate, sqlerrm;
     perform public.sync_audit(new.id, null, 'trigger_error', null, sqlstate);
@@ -115,8 +129,7 @@ as $$
 declare
   v_mentor uuid;
   v_mentors uuid[];
-  v_status text;
-  v_org uuid;
+  v_go boolean;
   v_valid boolean;
 begin
   if tg_op = 'INSERT' then
@@ -135,17 +148,19 @@ begin
   end if;
   foreach v_mentor in array v_mentors loop
     begin
-      select pm.status, pm.organization_id into v_status, v_org
-        from public.peer_mentors pm where pm.id = v_mentor;
       -- Paused / expired mentors stay hidden whatever their certifications; a deleted mentor
-      -- (cascade) has nothing to sync.
-      if v_status = 'active' and public.org_sync_enabled(v_org) then
-        select exists (select 1 from public.certifications c
-                        where c.mentor_id = v_mentor and c.expires_at > now())
-          into v_valid;
+      -- (cascade) has nothing to sync. One query: status, organisation switch, validity.
+      select pm.status = 'active' and coalesce(s.dynamics_sync_enabled, false),
+             exists (select 1 from public.certifications c
+                      where c.mentor_id = v_mentor and c.expires_at > now())
+        into v_go, v_valid
+        from public.peer_mentors pm
+        left join public.org_sync_settings s on s.organization_id = pm.organization_id
+       where pm.id = v_mentor;
+      if v_go then
         perform public.sync_upsert_pending(
           v_mentor, case when v_valid then 'restore' else 'remove' end,
-          public.sync_event_or('certification_change'));
+          coalesce(nullif(current_setting('hlf.sync_event', true), ''), 'certification_change'));
       end if;
     exception when others then
       raise warning 'hlf sync: outbox trigger failed for mentor % (%): %', v_mentor, sqlstate, sqlerrm;

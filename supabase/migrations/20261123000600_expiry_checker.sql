@@ -44,6 +44,11 @@ $$;
 -- organisation (org_sync_settings.reminder_threshold_days, default {30,14,7}); it is inserted
 -- once. Larger thresholds that were missed (the checker was down) are not sent afterwards, so a
 -- late run never produces a burst of stale reminders.
+-- Transitions start from expired certifications and reminder candidates from certifications
+-- expiring within the largest threshold; both read this index (bench/README.md, expiry check).
+create index if not exists certifications_expires_mentor_idx
+  on public.certifications (expires_at, mentor_id);
+
 create or replace function public.run_expiry_check(p_batch_size int default 500)
 returns jsonb
 language plpgsql
@@ -57,13 +62,18 @@ declare
   v_transitioned int := 0;
   v_candidates int;
   v_reminders int;
+  v_today date := (now() at time zone 'UTC')::date;
+  v_until timestamptz;
 begin
-  -- 1. Transitions (SKIP LOCKED: a concurrent run handles the rows it holds).
+  -- 1. Transitions. An active mentor with a certification and none valid is exactly an active
+  -- mentor with an expired certification and none valid, so the candidates come from the
+  -- expired certifications (index range expires_at <= now()), not from every active mentor.
+  -- SKIP LOCKED: a concurrent run handles the rows it holds.
   for v_id in
     select pm.id
       from public.peer_mentors pm
-     where pm.status = 'active'
-       and exists (select 1 from public.certifications c where c.mentor_id = pm.id)
+     where pm.id in (select c.mentor_id from public.certifications c where c.expires_at <= now())
+       and pm.status = 'active'
        and not exists (select 1 from public.certifications c
                         where c.mentor_id = pm.id and c.expires_at > now())
      order by pm.id
@@ -76,7 +86,14 @@ begin
     end if;
   end loop;
 
-  -- 2. Reminders.
+  -- 2. Reminders. A reminder is due only when the latest certification's expiry date is at most
+  -- the largest threshold (of any organisation, or the default 30) days away, so only mentors
+  -- with a certification in (now(), end of that day] are candidates; the rule itself (latest
+  -- certification, nearest threshold t >= d not yet recorded) is evaluated as before.
+  select ((v_today + greatest(30, coalesce(max(t), 30)) + 1)::timestamp at time zone 'UTC')
+    into v_until
+    from public.org_sync_settings s, unnest(s.reminder_threshold_days) t;
+
   with latest as (
     select pm.id as mentor_id,
            coalesce(s.reminder_threshold_days, '{30,14,7}'::int[]) as thresholds,
@@ -85,12 +102,14 @@ begin
       join public.certifications c on c.mentor_id = pm.id
       left join public.org_sync_settings s on s.organization_id = pm.organization_id
      where pm.status = 'active'
+       and pm.id in (select w.mentor_id from public.certifications w
+                      where w.expires_at > now() and w.expires_at < v_until)
      group by pm.id, s.reminder_threshold_days
     having max(c.expires_at) > now()
   ), due as (
     select l.mentor_id, l.expiry_date,
            (select min(t) from unnest(l.thresholds) t
-             where t >= l.expiry_date - (now() at time zone 'UTC')::date) as threshold_day
+             where t >= l.expiry_date - v_today) as threshold_day
       from latest l
   ), todo as (
     select d.mentor_id, d.threshold_day, d.expiry_date

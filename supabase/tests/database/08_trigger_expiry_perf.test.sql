@@ -1,4 +1,4 @@
--- 20261124000200: the coalescing upsert's cheaper paths and the certification-driven expiry
+-- Outbox and expiry checker (migrations …0400, …0600): the coalescing upsert's cheaper paths and the certification-driven expiry
 -- checker keep the contract (rules as in 02_outbox_trigger / 04_expiry_check).
 begin;
 select plan(12);

@@ -87,20 +87,14 @@ export async function completeJob(
   outcome: JobOutcome,
   attempts: AttemptRecord[],
 ): Promise<{ applied: boolean; alertId: number | null }> {
-  const audit = auditRows(attempts);
-  const retryAt = outcome.retryAtMs !== undefined ? new Date(outcome.retryAtMs) : null;
-  const message = outcome.message ?? outcome.reason ?? null;
-  const [row] = await sql<{ result: { applied?: boolean; alert_id?: number | string | null } }[]>`
+  const a = completeArgs({ job, outcome, attempts });
+  const [row] = await sql<{ result: CompleteRow }[]>`
     select public.sync_complete(
-      ${job.jobId}::bigint, ${job.attempts}::int, ${outcome.kind}::text,
-      ${outcome.visible ?? null}::boolean, ${retryAt}::timestamptz,
-      ${outcome.errorCode ?? null}::text, ${message}::text, ${sql.json(audit)}::jsonb
+      ${a.job_id}::bigint, ${a.attempt}::int, ${a.outcome}::text,
+      ${a.visible}::boolean, ${a.retry_at}::timestamptz,
+      ${a.error_code}::text, ${a.message}::text, ${sql.json(a.audit)}::jsonb
     ) as result`;
-  const alertId = row?.result?.alert_id;
-  return {
-    applied: row?.result?.applied !== false,
-    alertId: alertId === null || alertId === undefined ? null : Number(alertId),
-  };
+  return completeResult(row?.result);
 }
 
 /** The per-job result of `completeJobs`: as `completeJob`, or the error that job raised. */
@@ -124,16 +118,7 @@ export async function completeJobs(
       return [{ error }];
     }
   }
-  const payload = items.map(({ job, outcome, attempts }) => ({
-    job_id: job.jobId,
-    attempt: job.attempts,
-    outcome: outcome.kind,
-    visible: outcome.visible ?? null,
-    retry_at: outcome.retryAtMs !== undefined ? new Date(outcome.retryAtMs).toISOString() : null,
-    error_code: outcome.errorCode ?? null,
-    message: outcome.message ?? outcome.reason ?? null,
-    audit: auditRows(attempts),
-  }));
+  const payload = items.map(completeArgs);
   try {
     const [row] = await sql<{ results: CompleteRow[] }[]>`
       select public.sync_complete_many(${sql.json(payload)}::jsonb) as results`;
@@ -165,6 +150,22 @@ function completeResult(
   return {
     applied: row !== undefined && row.applied !== false,
     alertId: alertId === null || alertId === undefined ? null : Number(alertId),
+  };
+}
+
+/** The arguments of `sync_complete` for one decision (also one element of `sync_complete_many`). */
+function completeArgs(
+  { job, outcome, attempts }: { job: Job; outcome: JobOutcome; attempts: AttemptRecord[] },
+) {
+  return {
+    job_id: job.jobId,
+    attempt: job.attempts,
+    outcome: outcome.kind,
+    visible: outcome.visible ?? null,
+    retry_at: outcome.retryAtMs !== undefined ? new Date(outcome.retryAtMs).toISOString() : null,
+    error_code: outcome.errorCode ?? null,
+    message: outcome.message ?? outcome.reason ?? null,
+    audit: auditRows(attempts),
   };
 }
 
